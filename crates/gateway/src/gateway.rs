@@ -66,10 +66,13 @@ pub(crate) struct Gateway {
 impl Gateway {
     /// Checks the configuration and builds the live gateway, keeping the
     /// live state of the servers and regions `previous` shares with it.
+    /// `workers` is the number of worker threads serving (0: the
+    /// caller's runtime), fixed at start whatever a reloaded file says.
     pub(crate) fn new(
         config: &GatewayConfig,
         families: &Arc<Families>,
         clock: Clock,
+        workers: usize,
         previous: Option<&Gateway>,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
@@ -80,7 +83,6 @@ impl Gateway {
         let router = Router::new(&config.routes, index);
         let metrics = Metrics::new(Arc::clone(families), router.templates());
 
-        let workers = config.workers();
         let upstreams = config
             .upstreams
             .iter()

@@ -34,7 +34,8 @@ impl Shared {
     pub(crate) fn new(config: &GatewayConfig) -> Result<Self, ConfigError> {
         let families = Arc::new(Families::new());
         let clock = Clock::new();
-        let gateway = Gateway::new(config, &families, clock, None)?;
+        let workers = config.workers();
+        let gateway = Gateway::new(config, &families, clock, workers, None)?;
 
         Ok(Self {
             current: RwLock::new(Arc::new(gateway)),
@@ -70,8 +71,9 @@ impl Shared {
     ) -> Result<(), ConfigError> {
         let runtime = self.runtime.lock();
         let old = self.current();
+        let (families, clock) = (&self.families, self.clock);
         let next =
-            Gateway::new(config, &self.families, self.clock, Some(&old))?;
+            Gateway::new(config, families, clock, old.workers(), Some(&old))?;
         let next = Arc::new(next);
         if let Some(runtime) = runtime.as_ref() {
             next.start_tasks(runtime);

@@ -136,21 +136,38 @@ where
 async fn serve_gateway() -> Result<(), ServeError> {
     let address = env_or("LECTERN_BIND", SocketAddr::from(GATEWAY_DEFAULT_BIND))?;
     let config = gateway_config()?;
+    let gateway =
+        lectern_gateway::GatewayServer::new(&config).map_err(|e| ServeError::Failed(e.into()))?;
     let listener = server::bind(address)
         .await
         .map_err(|e| ServeError::Failed(e.into()))?;
 
-    lectern_gateway::serve(config, listener, stop_signal())
-        .await
-        .map_err(|e| ServeError::Failed(e.into()))
+    // With a file, SIGHUP reloads it without dropping a request; the
+    // local layout from variables has nothing to re-read.
+    let reloader = match config_file() {
+        Some(path) => Some(
+            lectern_gateway::reload_on_sighup(gateway.reload_handle(), path)
+                .map_err(|e| ServeError::Failed(e.into()))?,
+        ),
+        None => None,
+    };
+    let served = gateway.serve(listener, stop_signal()).await;
+    if let Some(task) = reloader {
+        task.abort();
+    }
+    served.map_err(|e| ServeError::Failed(e.into()))
+}
+
+/// The path in `LECTERN_GATEWAY_CONFIG`, when set.
+fn config_file() -> Option<String> {
+    std::env::var(GATEWAY_CONFIG)
+        .ok()
+        .filter(|p| !p.trim().is_empty())
 }
 
 /// The file named by `LECTERN_GATEWAY_CONFIG`, else the local layout.
 fn gateway_config() -> Result<GatewayConfig, ServeError> {
-    let file = std::env::var(GATEWAY_CONFIG)
-        .ok()
-        .filter(|p| !p.trim().is_empty());
-    if let Some(path) = file {
+    if let Some(path) = config_file() {
         return GatewayConfig::load(&path).map_err(|e| ServeError::GatewayFile {
             path,
             reason: format!("{:#}", anyhow::Error::new(e)),

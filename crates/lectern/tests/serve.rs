@@ -235,3 +235,81 @@ fn live(port: u16) -> bool {
     let _ = stream.read_to_string(&mut answer);
     answer.starts_with("HTTP/1.1 200")
 }
+
+/// An upstream that answers every request `200` with `name` as the body,
+/// on a thread, until the test process ends.
+fn named_upstream(name: &'static str) -> u16 {
+    use std::io::{Read, Write};
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = listener.local_addr().expect("its address").port();
+    thread::spawn(move || {
+        for stream in listener.incoming().take(10_000) {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = [0_u8; 4096];
+            let _ = stream.read(&mut head);
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{name}",
+                name.len()
+            );
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    port
+}
+
+/// The body of one `GET path` through the gateway, if it answered 200.
+fn get_body(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
+}
+
+fn books_routed_to(port: u16) -> String {
+    format!(
+        "[[routes]]\nprefix = \"/api/books\"\nupstream = \"books\"\n\n\
+         [upstreams.books]\nservers = [{{ address = \"127.0.0.1:{port}\" }}]\n"
+    )
+}
+
+#[test]
+fn sighup_reloads_the_gateway_file() {
+    let (first, second) = (named_upstream("first"), named_upstream("second"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gateway.toml");
+    std::fs::write(&file, books_routed_to(first)).unwrap();
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let env = [
+        ("LECTERN_GATEWAY_CONFIG", file.to_str().unwrap()),
+        ("LECTERN_BIND", bind.as_str()),
+    ];
+    let mut gateway = Running(spawn("gateway", &env));
+    assert!(eventually_live(port), "the gateway answers /health/live");
+    assert_eq!(get_body(port, "/api/books").as_deref(), Some("first"));
+
+    std::fs::write(&file, books_routed_to(second)).unwrap();
+    gateway.signal(Signal::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut body = None;
+    while Instant::now() < deadline {
+        body = get_body(port, "/api/books");
+        if body.as_deref() == Some("second") {
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+
+    assert_eq!(body.as_deref(), Some("second"), "SIGHUP re-read the file");
+    gateway.signal(Signal::SIGTERM);
+    let status = gateway.wait(Duration::from_secs(15));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}
