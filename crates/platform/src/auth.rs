@@ -106,7 +106,8 @@ impl TokenKeys {
 
     /// The claims of a valid, unexpired token.
     pub fn verify(&self, token: &str) -> Result<Claims, InvalidToken> {
-        let validation = Validation::default();
+        let mut validation = Validation::default();
+        validation.validate_nbf = true;
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .map(|data| data.claims)
             .map_err(InvalidToken)
@@ -157,8 +158,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| ApiError::unauthorized("sign in: no bearer token"))?;
-        let token = header
-            .strip_prefix("Bearer ")
+        let token = bearer_token(header)
             .ok_or_else(|| ApiError::unauthorized("expected a bearer token"))?;
         let claims = keys
             .verify(token.trim())
@@ -167,9 +167,47 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header; the scheme's
+/// case does not matter (RFC 9110).
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER abc"), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearerabc"), None);
+    }
+
+    #[test]
+    fn a_token_not_valid_yet_is_refused() {
+        #[derive(Serialize)]
+        struct Early {
+            sub: &'static str,
+            role: Role,
+            exp: u64,
+            nbf: u64,
+        }
+        let keys = TokenKeys::from_secret(b"one");
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = Early {
+            sub: "ana",
+            role: Role::Admin,
+            exp: now + 3600,
+            nbf: now + 600,
+        };
+        let token = jsonwebtoken::encode(&Header::default(), &claims, &keys.encoding).unwrap();
+
+        assert!(keys.verify(&token).is_err());
+    }
 
     #[test]
     fn issued_tokens_verify_and_others_do_not() {

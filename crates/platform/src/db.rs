@@ -27,7 +27,8 @@ pub enum Backend {
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// The URL names no supported database.
-    #[error("DATABASE_URL must start with sqlite: or postgres:, got {0:?}")]
+    /// Holds only the URL's scheme: the rest may carry a password.
+    #[error("DATABASE_URL must start with sqlite: or postgres:, not {0:?}")]
     UnsupportedUrl(String),
     /// The database refused or failed.
     #[error("database error")]
@@ -154,7 +155,8 @@ fn backend_of(url: &str) -> Result<Backend, DbError> {
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         Ok(Backend::Postgres)
     } else {
-        Err(DbError::UnsupportedUrl(url.to_owned()))
+        let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+        Err(DbError::UnsupportedUrl(format!("{scheme}:")))
     }
 }
 
@@ -212,5 +214,20 @@ pub fn is_unique_violation(error: &sqlx::Error) -> bool {
                     .is_some_and(|c| c == "23505" || c == "2067" || c == "1555")
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unsupported_url_is_named_by_its_scheme_only() {
+        let url = "mysql://user:SuperSecret1@127.0.0.1/db";
+
+        let message = backend_of(url).unwrap_err().to_string();
+
+        assert!(message.contains("\"mysql:\""), "{message}");
+        assert!(!message.contains("SuperSecret1"), "{message}");
     }
 }

@@ -117,6 +117,7 @@ impl Service {
             .merge(ops)
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
+            .layer(middleware::from_fn(problem_documents))
             .layer(DefaultBodyLimit::max(self.body_limit));
         // Inside the time limit and the metrics: an injected delay is cut
         // by the caller's deadline and an injected 500 is counted, as real
@@ -175,6 +176,54 @@ pub async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     drop(interrupt.await);
+}
+
+/// The longest rejection text carried into a problem's detail.
+const MAX_DETAIL: usize = 512;
+
+/// Turns an error answer that is not already a problem document (axum's
+/// own rejections are plain text: a path segment that is not UTF-8, a
+/// query that does not parse) into one, keeping its status and text.
+async fn problem_documents(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+
+    let body = axum::body::to_bytes(response.into_body(), MAX_DETAIL * 4)
+        .await
+        .unwrap_or_default();
+    let mut detail: String = String::from_utf8_lossy(&body).into_owned();
+    if detail.len() > MAX_DETAIL {
+        let cut = (0..=MAX_DETAIL).rev().find(|&i| detail.is_char_boundary(i));
+        detail.truncate(cut.unwrap_or(0));
+    }
+    if detail.trim().is_empty() {
+        detail = status.canonical_reason().unwrap_or("error").to_owned();
+    }
+    ApiError::new(status, slug_of(status), detail).into_response()
+}
+
+/// The problem `type` slug for a status answered without one.
+fn slug_of(status: axum::http::StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "bad-request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not-found",
+        405 => "method-not-allowed",
+        408 => "request-timeout",
+        413 => "body-too-large",
+        415 => "unsupported-media-type",
+        422 => "unprocessable",
+        500..=599 => "internal",
+        _ => "error",
+    }
 }
 
 async fn not_found() -> ApiError {

@@ -7,8 +7,9 @@
 //! 503 or 504, is tried again with backoff, at most five times; an
 //! expired token is renewed once. Damaged records are reported with
 //! file, index and byte offset, and skipped. Exits 0 when every batch was
-//! stored, 1 when any was not (or a file could not be read to its end),
-//! 2 when no password is available.
+//! stored, 1 when any was not, when a file could not be read to its end,
+//! or when no record at all was found to store; 2 when no password is
+//! available.
 
 mod api;
 mod report;

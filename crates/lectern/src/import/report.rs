@@ -54,9 +54,11 @@ impl Totals {
         self.failed_records += records.len() as u64;
     }
 
-    /// Whether everything read was stored (skipped records allowed).
+    /// Whether everything read was stored (skipped records allowed) and
+    /// there was something to store: a file with no MARC record in it,
+    /// empty or not MARC at all, is a failed import, not a quiet success.
     pub(crate) fn complete(&self) -> bool {
-        self.failed_batches == 0 && self.unreadable_files == 0
+        self.failed_batches == 0 && self.unreadable_files == 0 && self.stored > 0
     }
 
     /// The summary printed at the end.
@@ -86,6 +88,13 @@ impl Totals {
                 "  not stored: {} records in failed batches; {} file(s) not \
                  read to the end",
                 self.failed_records, self.unreadable_files
+            );
+        }
+        if self.stored == 0 && self.failed_batches == 0 {
+            let _ = writeln!(
+                text,
+                "  no MARC record was found to store: is this a MARC21 \
+                 (ISO 2709) or MARCXML file?"
             );
         }
 
@@ -178,6 +187,24 @@ mod tests {
             copies: vec![],
             warnings: vec![],
         }
+    }
+
+    #[test]
+    fn an_import_that_stored_nothing_is_not_complete() {
+        let nothing_read = Totals::default();
+        let all_skipped = Totals {
+            skipped: 197,
+            ..Totals::default()
+        };
+        let one_stored = Totals {
+            stored: 1,
+            skipped: 5,
+            ..Totals::default()
+        };
+
+        assert!(!nothing_read.complete());
+        assert!(!all_skipped.complete());
+        assert!(one_stored.complete());
     }
 
     #[test]
