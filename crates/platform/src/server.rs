@@ -36,6 +36,17 @@ pub use lectern_resilience::DEADLINE_HEADER;
 /// The header that names a request across hops.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+tokio::task_local! {
+    /// The id of the request the current task is answering.
+    static CURRENT_REQUEST_ID: String;
+}
+
+/// The id of the request this task is answering, so that calls to
+/// neighbours carry it on and every service logs one `trace.id`.
+pub fn current_request_id() -> Option<String> {
+    CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
+}
+
 /// The id of the current request, in the request's extensions.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
@@ -278,7 +289,8 @@ async fn request_span(mut req: Request, next: Next) -> Response {
         url.path = %path,
     );
     let start = Instant::now();
-    let mut response = next.run(req).instrument(span.clone()).await;
+    let run = next.run(req).instrument(span.clone());
+    let mut response = CURRENT_REQUEST_ID.scope(id.clone(), run).await;
     let status = response.status().as_u16();
     let millis = start.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| {

@@ -34,7 +34,7 @@ pub use self::error::CallError;
 pub use self::policy::{CallPolicy, NeighbourFaults};
 use crate::auth::TokenKeys;
 use crate::metrics::Metrics;
-use crate::server::{Deadline, DEADLINE_HEADER};
+use crate::server::{Deadline, DEADLINE_HEADER, REQUEST_ID_HEADER};
 
 /// A client for one neighbouring service. Cloning it shares its
 /// connections, breaker, retry budget and bulkhead.
@@ -148,10 +148,15 @@ impl ServiceClient {
     ) -> Result<T, CallError> {
         // GET is idempotent: it may be sent again.
         let retry_safe = true;
+        // Read here, in the caller's task: attempts may run elsewhere.
+        let request_id = crate::server::current_request_id();
+        let request_id = request_id.as_deref();
 
         self.inner
             .stack
-            .call(retry_safe, deadline, || self.attempt(path, deadline))
+            .call(retry_safe, deadline, || {
+                self.attempt(path, deadline, request_id)
+            })
             .await
             .map_err(|e| CallError::from_stack(self.inner.dependency, e))
     }
@@ -216,19 +221,20 @@ impl ServiceClient {
         &self,
         path: &str,
         deadline: Option<Deadline>,
+        request_id: Option<&str>,
     ) -> Result<T, CallError> {
         let inner = &self.inner;
         let count = inner.replicas.len();
         let first = inner.preferred.load(Ordering::Relaxed) % count;
 
         let mut index = first;
-        let mut result = self.send(index, path, deadline).await;
+        let mut result = self.send(index, path, deadline, request_id).await;
         for step in 1..count {
             if !matches!(result, Err(CallError::Connect { .. })) {
                 break;
             }
             index = (first + step) % count;
-            result = self.send(index, path, deadline).await;
+            result = self.send(index, path, deadline, request_id).await;
         }
 
         if index != first && !matches!(result, Err(CallError::Connect { .. })) {
@@ -256,16 +262,20 @@ impl ServiceClient {
         index: usize,
         path: &str,
         deadline: Option<Deadline>,
+        request_id: Option<&str>,
     ) -> Result<T, CallError> {
         let inner = &self.inner;
         let dependency = inner.dependency;
         let limit = deadline.map_or(inner.timeout, |d| d.remaining().min(inner.timeout));
         let token = inner.keys.service_token(inner.caller);
-        let request = inner
+        let mut request = inner
             .http
             .get(format!("{}{path}", inner.replicas[index]))
             .bearer_auth(token)
             .header(DEADLINE_HEADER, limit.as_millis().to_string());
+        if let Some(id) = request_id {
+            request = request.header(REQUEST_ID_HEADER, id);
+        }
 
         let response = request
             .send()
