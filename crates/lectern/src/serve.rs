@@ -75,6 +75,13 @@ impl ServeError {
 
 /// Runs `service` until SIGINT or SIGTERM.
 pub(crate) async fn run(service: ServiceName) -> ExitCode {
+    if let Err(error) = telemetry::check_env() {
+        eprintln!(
+            "lectern serve {}: configuration error: {error}",
+            service.as_str()
+        );
+        return ExitCode::from(2);
+    }
     telemetry::init(service.as_str());
 
     let result = match service {

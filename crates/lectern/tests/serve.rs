@@ -313,3 +313,14 @@ fn sighup_reloads_the_gateway_file() {
     let status = gateway.wait(Duration::from_secs(15));
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }
+
+#[test]
+fn a_bad_log_setting_exits_2_and_names_it() {
+    for (name, value) in [("LOG_FORMAT", "xml"), ("RUST_LOG", "[[[==")] {
+        let output = run("user-service", &[(name, value)]);
+
+        assert_eq!(output.status.code(), Some(2), "{name}={value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(name), "{name}: {stderr}");
+    }
+}

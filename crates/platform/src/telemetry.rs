@@ -20,6 +20,29 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
+/// Checks `LOG_FORMAT` and `RUST_LOG` before [`init`], which falls back
+/// to defaults: a value that is set but wrong should stop the service
+/// with a message, not be ignored.
+pub fn check_env() -> Result<(), crate::config::ConfigError> {
+    let invalid = |name: &str, value: String, reason: String| crate::config::ConfigError::Invalid {
+        name: name.to_owned(),
+        value,
+        reason,
+    };
+    if let Ok(format) = std::env::var("LOG_FORMAT") {
+        if !matches!(format.trim(), "" | "json" | "text") {
+            let reason = "must be json or text".to_owned();
+            return Err(invalid("LOG_FORMAT", format, reason));
+        }
+    }
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        if let Err(e) = EnvFilter::try_new(&filter) {
+            return Err(invalid("RUST_LOG", filter, e.to_string()));
+        }
+    }
+    Ok(())
+}
+
 /// Installs the global subscriber for `service`. Calling it twice is
 /// harmless: the second call changes nothing.
 pub fn init(service: &str) {
