@@ -13,6 +13,10 @@
 //! next server is chosen; when there is none, it is the answer, as in
 //! nginx. A failure before any response becomes a 502 or 504 problem.
 //!
+//! A server may answer before it has read the whole body (a 413) and
+//! stop reading or close: that answer is read and passed on, and counts
+//! as an answer, not a failure (see [`Failure::counts`]).
+//!
 //! A kept-alive connection that the server closed before answering (it
 //! timed out idle just as the request left) is replaced by a new one to
 //! the same server, without counting a failure, when the request is
@@ -31,7 +35,7 @@ use tokio::time::{timeout, Duration, Instant};
 use crate::body::GatewayBody;
 use crate::client::body::Reader;
 use crate::client::head::{self, Framing, Head};
-use crate::client::{Conn, HeadError};
+use crate::client::{Conn, HeadError, Sent};
 use crate::headers;
 use crate::problem::Refusal;
 use crate::retry::{Failure, Policy};
@@ -270,7 +274,11 @@ async fn attempt(
         ?failure,
         "Upstream attempt failed"
     );
-    guard.failed(failure.outcome());
+    if failure.counts() {
+        guard.failed(failure.outcome());
+    } else {
+        guard.failed_uncounted(failure.outcome());
+    }
 
     Attempt::Failed(failure)
 }
@@ -320,7 +328,11 @@ async fn connect(
 
 /// Writes the request and reads the answer's head; the read timeout
 /// bounds the wait from the last byte sent (and, for a buffered body,
-/// the sending too).
+/// the sending too; for a streamed one, each write).
+///
+/// An upstream may answer before it has read the whole body (a 413) and
+/// close: writing stops or fails then, and the head it sent is still
+/// read and passed on; [`settle`] sorts what came of it.
 async fn send(
     upstream: &Upstream,
     server: &Server,
@@ -337,10 +349,9 @@ async fn send(
         let framing = buffered_framing(&out.method, bytes.len());
         write_head(&mut conn, out, server, framing);
         let exchange = async {
-            conn.send(&bytes).await.map_err(|_| sent_error(reused))?;
-            conn.read_head(head_request)
-                .await
-                .map_err(|e| head_error(e, reused))
+            let sent = conn.send(&bytes).await;
+            let head = conn.read_head(head_request).await;
+            settle(&sent, head, reused, !bytes.is_empty())
         };
         let head = timeout(read_timeout, exchange)
             .await
@@ -358,15 +369,99 @@ async fn send(
     };
     let framing = streaming.length.map_or(Framing::Chunked, Framing::Length);
     write_head(&mut conn, out, server, framing);
-    conn.send(&[]).await.map_err(|_| sent_error(false))?;
-    pump(&mut conn, &mut streaming, framing).await?;
+    let sent = match within(read_timeout, conn.send(&[])).await? {
+        Sent::All => {
+            pump(&mut conn, &mut streaming, framing, read_timeout).await?
+        }
+        other => other,
+    };
+    if !sent.is_all() {
+        discard(streaming);
+    }
 
     let head = timeout(read_timeout, conn.read_head(head_request))
         .await
-        .map_err(|_| ExchangeError::Server(Failure::ReadTimeout))?
-        .map_err(|e| head_error(e, false))?;
+        .map_err(|_| ExchangeError::Server(Failure::ReadTimeout))?;
+    // Never sent twice, so a stale connection is not worth telling.
+    let head = settle(&sent, head, false, true)?;
 
     Ok((head, conn))
+}
+
+/// What writing the request and reading the head came to. A head read
+/// is the answer, whether or not the body was all written (then the
+/// connection is not kept). Without a head, the failure counts against
+/// the server only if the whole request was written or had no body (see
+/// [`Failure::counts`]).
+// Limitation: when the kernel's socket buffers took the whole body and
+// the server then reset the connection without answering, the body
+// counts as sent and the failure counts against the server.
+fn settle(
+    sent: &Sent,
+    head: Result<Head, HeadError>,
+    reused: bool,
+    has_body: bool,
+) -> Result<Head, ExchangeError> {
+    let error = match head {
+        Ok(mut head) => {
+            if !sent.is_all() {
+                // The rest of the body would be read as a request.
+                head.keep_alive = false;
+            }
+            return Ok(head);
+        }
+        Err(error) => error,
+    };
+
+    let write_failed = matches!(sent, Sent::Broken(_));
+    match error {
+        HeadError::Invalid(_) => {
+            Err(ExchangeError::Server(Failure::InvalidHeader))
+        }
+        HeadError::Closed if reused => Err(ExchangeError::Stale),
+        HeadError::Io(_) if reused && write_failed => Err(ExchangeError::Stale),
+        HeadError::Closed | HeadError::Io(_) => {
+            let failure = if sent.is_all() || !has_body {
+                Failure::Broken
+            } else {
+                Failure::BrokenSendingBody
+            };
+            Err(ExchangeError::Server(failure))
+        }
+    }
+}
+
+/// A write within the time the server has to take it (nginx's
+/// `proxy_send_timeout`; the read timeout here).
+async fn within(
+    limit: Duration,
+    write: impl std::future::Future<Output = Sent>,
+) -> Result<Sent, ExchangeError> {
+    timeout(limit, write)
+        .await
+        .map_err(|_| ExchangeError::Server(Failure::ReadTimeout))
+}
+
+/// Reads and drops, in the background, the rest of a client's body that
+/// the upstream did not take (it answered early or closed), so the
+/// client gets to read the answer instead of a reset, as nginx discards
+/// a body it will not send. At most `client_max_body_size` bytes, each
+/// piece within the client's idle timeout.
+fn discard(mut streaming: Streaming) {
+    tokio::spawn(async move {
+        let mut total = 0u64;
+        let idle = streaming.idle;
+        while let Ok(Some(Ok(frame))) =
+            timeout(idle, streaming.rest.frame()).await
+        {
+            if let Some(data) = frame.data_ref() {
+                total += data.len() as u64;
+            }
+            if total > streaming.max {
+                break;
+            }
+        }
+    });
 }
 
 fn write_head(
@@ -397,39 +492,23 @@ fn buffered_framing(method: &Method, len: usize) -> Framing {
     Framing::Length(len as u64)
 }
 
-/// A failed write: on a kept-alive connection, maybe closed while idle.
-fn sent_error(reused: bool) -> ExchangeError {
-    if reused {
-        ExchangeError::Stale
-    } else {
-        ExchangeError::Server(Failure::Broken)
-    }
-}
-
-fn head_error(error: HeadError, reused: bool) -> ExchangeError {
-    match error {
-        HeadError::Closed if reused => ExchangeError::Stale,
-        HeadError::Closed | HeadError::Io(_) => {
-            ExchangeError::Server(Failure::Broken)
-        }
-        HeadError::Invalid(_) => ExchangeError::Server(Failure::InvalidHeader),
-    }
-}
-
 /// Passes the rest of a streamed body on, chunked unless the client gave
-/// its length, within the size limit and the client's idle timeout.
-// Limitation: the answer is read only once the whole body is written, so
-// an upstream that answers early (413) and stops reading breaks the
-// attempt instead of having its answer passed on.
+/// its length, within the size limit and the client's idle timeout, and
+/// each write within `send_timeout`. Stops early, without an error, when
+/// the upstream answers or closes before taking it all.
 async fn pump(
     conn: &mut Conn,
     streaming: &mut Streaming,
     framing: Framing,
-) -> Result<(), ExchangeError> {
+    send_timeout: Duration,
+) -> Result<Sent, ExchangeError> {
     let chunked = framing == Framing::Chunked;
     let mut total = streaming.prefix.len() as u64;
     let prefix = std::mem::take(&mut streaming.prefix);
-    write_data(conn, &prefix, chunked).await?;
+    let sent = within(send_timeout, write_data(conn, &prefix, chunked)).await?;
+    if !sent.is_all() {
+        return Ok(sent);
+    }
 
     loop {
         let next = timeout(streaming.idle, streaming.rest.frame()).await;
@@ -449,39 +528,40 @@ async fn pump(
             let max = streaming.max;
             return Err(ExchangeError::Client(Refusal::TooLarge(max)));
         }
-        write_data(conn, &data, chunked).await?;
+        let write = write_data(conn, &data, chunked);
+        let sent = within(send_timeout, write).await?;
+        if !sent.is_all() {
+            return Ok(sent);
+        }
     }
 
-    if chunked {
-        conn.write(b"0\r\n\r\n")
-            .await
-            .map_err(|_| sent_error(false))?;
-    }
     if streaming.length.is_some_and(|n| n != total) {
         return Err(ExchangeError::Client(Refusal::BodyBroken));
     }
+    if chunked {
+        return within(send_timeout, conn.write(b"0\r\n\r\n")).await;
+    }
 
-    Ok(())
+    Ok(Sent::All)
 }
 
-async fn write_data(
-    conn: &mut Conn,
-    data: &[u8],
-    chunked: bool,
-) -> Result<(), ExchangeError> {
+async fn write_data(conn: &mut Conn, data: &[u8], chunked: bool) -> Sent {
     if data.is_empty() {
-        return Ok(());
+        return Sent::All;
     }
-    let broken = |_| ExchangeError::Server(Failure::Broken);
+    if !chunked {
+        return conn.write(data).await;
+    }
 
-    if chunked {
-        let size = format!("{:x}\r\n", data.len());
-        conn.write(size.as_bytes()).await.map_err(broken)?;
-        conn.write(data).await.map_err(broken)?;
-        conn.write(b"\r\n").await.map_err(broken)
-    } else {
-        conn.write(data).await.map_err(broken)
+    let size = format!("{:x}\r\n", data.len());
+    for part in [size.as_bytes(), data, b"\r\n"] {
+        let sent = conn.write(part).await;
+        if !sent.is_all() {
+            return sent;
+        }
     }
+
+    Sent::All
 }
 
 fn sort(head: Head, conn: Conn, policy: &Policy, guard: &InFlight) -> Attempt {

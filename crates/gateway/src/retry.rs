@@ -22,8 +22,13 @@ pub(crate) enum Failure {
     Connect,
     /// The connect timeout ran out: nothing was sent.
     ConnectTimeout,
-    /// The connection broke while sending or before the response head.
+    /// The connection broke before the response head, after the whole
+    /// request was sent (or while sending a request without a body).
     Broken,
+    /// The connection broke while the request body was being sent, and
+    /// no response head could be read: the server stopped taking the
+    /// body, which it may do to refuse it (see [`Failure::counts`]).
+    BrokenSendingBody,
     /// The response head was not valid HTTP.
     InvalidHeader,
     /// No response head within the read timeout.
@@ -34,7 +39,9 @@ impl Failure {
     /// The `next_upstream` condition this failure meets.
     pub(crate) fn condition(self) -> NextUpstream {
         match self {
-            Failure::Connect | Failure::Broken => NextUpstream::Error,
+            Failure::Connect | Failure::Broken | Failure::BrokenSendingBody => {
+                NextUpstream::Error
+            }
             Failure::ConnectTimeout | Failure::ReadTimeout => {
                 NextUpstream::Timeout
             }
@@ -52,10 +59,28 @@ impl Failure {
         match self {
             Failure::Connect => Outcome::ConnectError,
             Failure::ConnectTimeout => Outcome::ConnectTimeout,
-            Failure::Broken => Outcome::Error,
+            Failure::Broken | Failure::BrokenSendingBody => Outcome::Error,
             Failure::InvalidHeader => Outcome::InvalidHeader,
             Failure::ReadTimeout => Outcome::ReadTimeout,
         }
+    }
+
+    /// Whether the failure counts against the server, for passive
+    /// health (`max_fails`) and outlier ejection.
+    ///
+    /// The rule: a server is blamed only for what shows it broken:
+    /// connection errors and timeouts, read timeouts, invalid answers,
+    /// and a connection that broke with no response head after the
+    /// whole request was sent (or there was no body). Any answer the
+    /// server managed to send counts as an answer (a 4xx never counts),
+    /// also when it came before the body was fully sent or the write
+    /// then broke: the gateway reads and passes it on. A connection
+    /// that broke while the body was still being sent, with no answer
+    /// readable, does not count: services refuse oversized bodies by
+    /// answering early and closing, and a client must not be able to
+    /// mark servers down by sending large bodies.
+    pub(crate) fn counts(self) -> bool {
+        self != Failure::BrokenSendingBody
     }
 
     /// Whether it is a timeout (504) rather than a bad answer (502).
@@ -69,6 +94,9 @@ impl Failure {
             Failure::Connect => "could not connect",
             Failure::ConnectTimeout => "did not accept a connection in time",
             Failure::Broken => "closed the connection before answering",
+            Failure::BrokenSendingBody => {
+                "closed the connection while the request body was sent"
+            }
             Failure::InvalidHeader => "sent an invalid response",
             Failure::ReadTimeout => "did not answer in time",
         }

@@ -542,6 +542,13 @@ impl InFlight {
         }
     }
 
+    /// The attempt failed without an answer, in a way that does not
+    /// count against the server (see [`crate::retry::Failure::counts`]):
+    /// only the metric counts it.
+    pub(crate) fn failed_uncounted(&self, outcome: Outcome) {
+        self.server().metrics.count(outcome);
+    }
+
     /// The attempt failed without an answer.
     pub(crate) fn failed(&self, outcome: Outcome) {
         self.passive_failure(outcome);

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 use parking_lot::Mutex;
-use tokio::io::{AsyncRead, AsyncWriteExt};
+use tokio::io::AsyncRead;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -132,6 +132,33 @@ pub(crate) struct Conn {
     reused: bool,
 }
 
+/// How writing a request (or part of it) ended.
+#[derive(Debug)]
+pub(crate) enum Sent {
+    /// Every byte was written.
+    All,
+    /// The server began to answer, or closed, before every byte was
+    /// written; its answer (if any) is in the read buffer.
+    Answered,
+    /// Writing failed (reset, broken pipe).
+    Broken(io::Error),
+}
+
+impl Sent {
+    /// Whether every byte was written.
+    pub(crate) fn is_all(&self) -> bool {
+        matches!(self, Sent::All)
+    }
+
+    /// A write error as an error; an early answer is no error.
+    pub(crate) fn result(self) -> io::Result<()> {
+        match self {
+            Sent::Broken(e) => Err(e),
+            Sent::All | Sent::Answered => Ok(()),
+        }
+    }
+}
+
 /// Why no response head was read.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum HeadError {
@@ -167,20 +194,76 @@ impl Conn {
         &mut self.out
     }
 
-    /// Sends what [`Conn::out`] holds, then `body`.
-    pub(crate) async fn send(&mut self, body: &[u8]) -> io::Result<()> {
-        if body.len() <= 16 * 1024 {
-            self.out.extend_from_slice(body);
-            return self.io.write_all(&self.out).await;
-        }
+    /// Sends what [`Conn::out`] holds, then `body`, unless the server
+    /// begins to answer first.
+    pub(crate) async fn send(&mut self, body: &[u8]) -> Sent {
+        let mut out = std::mem::take(&mut self.out);
+        let sent = if body.len() <= 16 * 1024 {
+            out.extend_from_slice(body);
+            self.write(&out).await
+        } else {
+            match self.write(&out).await {
+                Sent::All => self.write(body).await,
+                other => other,
+            }
+        };
+        self.out = out;
 
-        self.io.write_all(&self.out).await?;
-        self.io.write_all(body).await
+        sent
     }
 
-    /// Sends `bytes` as they are.
-    pub(crate) async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.io.write_all(bytes).await
+    /// Sends `bytes` as they are, unless the server begins to answer
+    /// (or closes) while the socket cannot take more: an upstream may
+    /// answer early (413) and stop reading the request body.
+    pub(crate) async fn write(&mut self, bytes: &[u8]) -> Sent {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            match self.io.try_write(rest) {
+                Ok(0) => return Sent::Broken(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    rest = &rest[n..];
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Sent::Broken(e),
+            }
+            // Full: wait for room, or for the server to say something.
+            let readable = tokio::select! {
+                biased;
+                r = self.io.readable() => r.map(|()| true),
+                w = self.io.writable() => w.map(|()| false),
+            };
+            match readable {
+                Err(e) => return Sent::Broken(e),
+                Ok(true) if self.answer_begun() => return Sent::Answered,
+                Ok(_) => {}
+            }
+        }
+
+        Sent::All
+    }
+
+    /// Reads what the server sent while the request was still being
+    /// written, dropping interim (1xx) heads. True when it began a
+    /// final answer, closed, or failed: writing on is pointless then.
+    fn answer_begun(&mut self) -> bool {
+        let read = match self.buf.room() {
+            Ok(room) => self.io.try_read(room),
+            Err(_) => return true,
+        };
+        match read {
+            Ok(0) => return true,
+            Ok(n) => self.buf.end += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return true,
+        }
+        loop {
+            match head::parse_response(self.buf.filled(), false) {
+                Ok(Parsed::Interim(len)) => self.buf.consume(len),
+                Ok(Parsed::Partial) => return !self.buf.is_empty(),
+                Ok(Parsed::Done(..)) | Err(_) => return true,
+            }
+        }
     }
 
     /// Reads until a final response head is complete; skips 1xx heads.
@@ -188,7 +271,8 @@ impl Conn {
         &mut self,
         head_request: bool,
     ) -> Result<head::Head, HeadError> {
-        let mut read_any = false;
+        // Bytes read while the request was written count as read.
+        let mut read_any = !self.buf.is_empty();
         loop {
             match head::parse_response(self.buf.filled(), head_request)? {
                 Parsed::Done(len, head) => {
@@ -347,7 +431,7 @@ pub(crate) async fn check(
     out.extend_from_slice(
         b"\r\nuser-agent: lectern-gateway\r\nconnection: close\r\n\r\n",
     );
-    conn.send(&[]).await.map_err(HeadError::Io)?;
+    conn.send(&[]).await.result().map_err(HeadError::Io)?;
 
     let head = conn.read_head(false).await?;
 
@@ -357,7 +441,7 @@ pub(crate) async fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncReadExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
     /// A server that answers each connection with `answer` once read.
@@ -397,7 +481,7 @@ mod tests {
         .await;
         let mut conn = target.connect().await.unwrap();
         conn.out().extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
-        conn.send(&[]).await.unwrap();
+        conn.send(&[]).await.result().unwrap();
 
         let head = conn.read_head(false).await.unwrap();
         assert_eq!(head.status, StatusCode::OK);
@@ -412,7 +496,7 @@ mod tests {
         let target = canned(b"HTTP/1.1 200 OK\r\n\r\nuntil the end").await;
         let mut conn = target.connect().await.unwrap();
         conn.out().extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
-        conn.send(&[]).await.unwrap();
+        conn.send(&[]).await.result().unwrap();
 
         let head = conn.read_head(false).await.unwrap();
         assert!(!head.keep_alive);
@@ -428,7 +512,7 @@ mod tests {
             canned(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort").await;
         let mut conn = target.connect().await.unwrap();
         conn.out().extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
-        conn.send(&[]).await.unwrap();
+        conn.send(&[]).await.result().unwrap();
         let head = conn.read_head(false).await.unwrap();
         let mut reader = body::Reader::new(conn, head.body, true);
 
@@ -444,7 +528,7 @@ mod tests {
         let pool = Pool::new(4, Duration::from_secs(60), 1);
         let mut conn = target.connect().await.unwrap();
         conn.out().extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
-        conn.send(&[]).await.unwrap();
+        conn.send(&[]).await.result().unwrap();
         // The server closes after reading; wait for the close to arrive.
         assert!(matches!(
             conn.read_head(false).await,
