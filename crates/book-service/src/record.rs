@@ -79,7 +79,7 @@ impl RecordInput {
             return Err(InvalidRecord("title must not be empty".into()));
         }
 
-        Ok(BibRecord {
+        let record = BibRecord {
             source_id: non_empty(self.source_id),
             title,
             authors: trimmed_list(self.authors),
@@ -91,8 +91,64 @@ impl RecordInput {
             language: non_empty(self.language),
             copies: copies(self.copies)?,
             warnings: self.warnings,
-        })
+        };
+        within_limits(&record)?;
+        Ok(record)
     }
+}
+
+/// The longest title, in characters. MARC's 245 field fits in 9,999
+/// bytes; real titles stay far below this.
+const MAX_TITLE: usize = 2000;
+/// The longest author, subject, publisher, year, language or source id.
+const MAX_FIELD: usize = 500;
+/// The most authors, subjects, ISBNs or warnings one record may list.
+const MAX_LIST: usize = 200;
+
+/// Refuses a record whose fields are longer than any real catalogue
+/// needs, so one request cannot make every search page huge.
+fn within_limits(record: &BibRecord) -> Result<(), InvalidRecord> {
+    let too_long = |name: &str, max: usize| {
+        InvalidRecord(format!("{name} is longer than {max} characters"))
+    };
+    if record.title.chars().count() > MAX_TITLE {
+        return Err(too_long("the title", MAX_TITLE));
+    }
+    let singles = [
+        ("source_id", &record.source_id),
+        ("publisher", &record.publisher),
+        ("year", &record.year),
+        ("language", &record.language),
+    ];
+    for (name, value) in singles {
+        if value
+            .as_ref()
+            .is_some_and(|v| v.chars().count() > MAX_FIELD)
+        {
+            return Err(too_long(name, MAX_FIELD));
+        }
+    }
+    let lists = [
+        ("authors", &record.authors),
+        ("subjects", &record.subjects),
+        ("warnings", &record.warnings),
+    ];
+    for (name, items) in lists {
+        if items.len() > MAX_LIST {
+            return Err(InvalidRecord(format!(
+                "{name} lists more than {MAX_LIST} entries"
+            )));
+        }
+        if items.iter().any(|i| i.chars().count() > MAX_FIELD) {
+            return Err(too_long(&format!("an entry of {name}"), MAX_FIELD));
+        }
+    }
+    if record.isbns.len() > MAX_LIST {
+        return Err(InvalidRecord(format!(
+            "isbns lists more than {MAX_LIST} entries"
+        )));
+    }
+    Ok(())
 }
 
 /// `value` trimmed, `None` when nothing is left.
@@ -325,6 +381,28 @@ mod tests {
         assert_eq!(bib.title, "Révélations");
         assert_eq!(bib.material, "book");
         assert!(bib.copies.is_empty());
+    }
+
+    #[test]
+    fn fields_past_their_limits_are_refused() {
+        let title = "t".repeat(MAX_TITLE + 1);
+        let author = "a".repeat(MAX_FIELD + 1);
+        let many: Vec<String> = (0..=MAX_LIST).map(|i| i.to_string()).collect();
+
+        let long_title = input(serde_json::json!({ "title": title }));
+        let long_author =
+            input(serde_json::json!({ "title": "T", "authors": [author] }));
+        let many_subjects =
+            input(serde_json::json!({ "title": "T", "subjects": many }));
+        let at_limit = input(serde_json::json!({
+            "title": "t".repeat(MAX_TITLE),
+            "authors": ["a".repeat(MAX_FIELD)],
+        }));
+
+        assert!(long_title.into_bib().is_err());
+        assert!(long_author.into_bib().is_err());
+        assert!(many_subjects.into_bib().is_err());
+        assert!(at_limit.into_bib().is_ok());
     }
 
     #[test]

@@ -292,7 +292,8 @@ async fn request_span(mut req: Request, next: Next) -> Response {
     let run = next.run(req).instrument(span.clone());
     let mut response = CURRENT_REQUEST_ID.scope(id.clone(), run).await;
     let status = response.status().as_u16();
-    let millis = start.elapsed().as_secs_f64() * 1000.0;
+    // ECS's event.duration is in nanoseconds.
+    let nanos = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
     span.in_scope(|| {
         if path.starts_with("/health") || path == "/metrics" {
             tracing::debug!(http.response.status_code = status, "Answered");
@@ -300,7 +301,7 @@ async fn request_span(mut req: Request, next: Next) -> Response {
             tracing::info!(
                 event.action = "http-request",
                 http.response.status_code = status,
-                event.duration_ms = millis,
+                event.duration = nanos,
                 "{method} {path} {status}"
             );
         }

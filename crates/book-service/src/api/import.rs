@@ -78,7 +78,8 @@ pub(crate) async fn import(
             imported = counts.imported,
             updated = counts.updated,
             copies = counts.copies,
-            event.duration_ms = start.elapsed().as_secs_f64() * 1000.0,
+            event.duration =
+                u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
             "Imported {received} records"
         );
     }
