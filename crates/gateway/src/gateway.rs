@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::HeaderValue;
-use http::{Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use parking_lot::Mutex;
 use tokio::task::AbortHandle;
@@ -196,7 +196,16 @@ impl Gateway {
         let method = request.method().clone();
         let (route, target) = self.router.resolve(request.uri().path());
 
+        let local = !matches!(
+            target,
+            Target::Proxy(_) | Target::Internal | Target::NotFound
+        );
+        let readable = method == Method::GET || method == Method::HEAD;
+
         let response = match target {
+            _ if local && !readable => {
+                Refusal::MethodNotAllowed.into_response()
+            }
             Target::Live => admin::live(),
             Target::Ready => admin::ready(self),
             Target::Health => admin::health(self),

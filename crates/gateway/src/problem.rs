@@ -24,6 +24,8 @@ pub(crate) enum Refusal {
     DotSegment,
     /// `/admin` asked from a non-loopback address.
     AdminForbidden,
+    /// A method other than GET or HEAD on the gateway's own routes.
+    MethodNotAllowed,
     /// The body is larger than `client_max_body_size`.
     TooLarge(u64),
     /// The client did not send its body in time.
@@ -54,6 +56,7 @@ impl Refusal {
                 StatusCode::BAD_REQUEST
             }
             Refusal::AdminForbidden => StatusCode::FORBIDDEN,
+            Refusal::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Refusal::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Refusal::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Refusal::NoServer { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -69,6 +72,7 @@ impl Refusal {
             Refusal::NotFound => "not-found",
             Refusal::DotSegment | Refusal::BodyBroken => "bad-request",
             Refusal::AdminForbidden => "forbidden",
+            Refusal::MethodNotAllowed => "method-not-allowed",
             Refusal::TooLarge(_) => "body-too-large",
             Refusal::BodyTimeout => "request-timeout",
             Refusal::NoServer { .. } => "upstream-unavailable",
@@ -87,6 +91,9 @@ impl Refusal {
             }
             Refusal::AdminForbidden => {
                 "the admin routes answer loopback clients only".to_owned()
+            }
+            Refusal::MethodNotAllowed => {
+                "the gateway's own routes take GET or HEAD only".to_owned()
             }
             Refusal::TooLarge(max) => {
                 format!("the request body is larger than {max} bytes")

@@ -280,3 +280,18 @@ async fn metrics_label_routes_by_template() {
     assert!(text.contains("gateway_upstream_requests_total{"));
     assert!(text.contains("gateway_upstream_server_available{"));
 }
+
+#[tokio::test]
+async fn the_gateways_own_routes_take_only_get_and_head() {
+    let s = system().await;
+
+    for path in ["/metrics", "/health", "/health/ready", "/health/live"] {
+        let posted = send(Method::POST, &s.gateway.url(path), &[], "x").await;
+        let read = send(Method::HEAD, &s.gateway.url(path), &[], "").await;
+
+        assert_eq!(posted.status, 405, "POST {path}");
+        assert_eq!(posted.header("content-type"), "application/problem+json");
+        assert_eq!(posted.json()["status"], 405);
+        assert!(read.status.is_success(), "HEAD {path}: {}", read.status);
+    }
+}
